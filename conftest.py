@@ -1,0 +1,22 @@
+"""Test setup shared by the unit tests and the notebook tests."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import gan_helpers
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_configure(config):
+    # nbval resolves a relative sanitizer path from the working directory, so
+    # set it here as an absolute path that works from any folder.
+    if config.option.nbval_sanitize_with is None:
+        config.option.nbval_sanitize_with = str(ROOT / "tests" / "nbval_sanitize.cfg")
+    # The notebook kernels inherit this variable, so every file they write
+    # (data, checkpoint, figures) goes to a temporary folder and the tests
+    # leave the repository unchanged.
+    if gan_helpers.OUTPUT_DIR_VARIABLE not in os.environ:
+        output_dir = tempfile.mkdtemp(prefix="gan-tutorial-test-outputs-")
+        os.environ[gan_helpers.OUTPUT_DIR_VARIABLE] = output_dir
