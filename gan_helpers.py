@@ -38,8 +38,11 @@ OUTPUT_DIR_VARIABLE = "GAN_TUTORIAL_OUTPUT_DIR"
 
 def choose_device(requested=None):
     """Return the device to train on (CUDA when available, else the CPU)."""
+    source = "requested"
     if requested is None:
-        requested = os.environ.get("GAN_TUTORIAL_DEVICE")
+        # An empty variable counts as unset, as in most shell conventions.
+        requested = os.environ.get("GAN_TUTORIAL_DEVICE") or None
+        source = "set in GAN_TUTORIAL_DEVICE"
     if requested is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -47,13 +50,20 @@ def choose_device(requested=None):
             device = torch.device(requested)
         except RuntimeError as error:
             raise ValueError(
-                f"invalid device {requested!r}: use 'cpu', 'cuda' or 'cuda:N'"
+                f"invalid device {requested!r} ({source}): use 'cpu', 'cuda' "
+                "or 'cuda:N'"
             ) from error
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
-                f"device {requested!r} was requested but CUDA is not available "
+                f"device {requested!r} was {source} but CUDA is not available "
                 "on this machine: pass device='cpu' or unset "
                 "GAN_TUTORIAL_DEVICE to fall back to the CPU"
+            )
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {requested!r} was {source} but this machine has "
+                f"{torch.cuda.device_count()} CUDA devices: use 'cuda:0' up to "
+                f"'cuda:{torch.cuda.device_count() - 1}'"
             )
     print(f"device: {device}")
     return device
@@ -142,9 +152,23 @@ def _read_table(source):
         )
     if path.stat().st_size == 0:
         raise ValueError(f"series file {path} is empty: it has no header and no rows")
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as error:  # only blank lines
+        raise ValueError(
+            f"series file {path} is empty: it has no header and no rows"
+        ) from error
     if frame.empty:
         raise ValueError(f"series file {path} has a header but no rows")
+    if frame.shape[1] == 1:
+        # In a one-column file an empty value is a blank line, which read_csv
+        # drops by default. Read it again so that those rows count as
+        # missing, but still ignore blank lines before the header and at the end.
+        lines = path.read_text(encoding="utf-8").splitlines()
+        leading = next(i for i, line in enumerate(lines) if line.strip())
+        trailing = next(i for i, line in enumerate(reversed(lines)) if line.strip())
+        frame = pd.read_csv(path, skiprows=leading, skip_blank_lines=False)
+        frame = frame.iloc[:len(frame) - trailing]
     return frame
 
 
@@ -157,6 +181,12 @@ def _check_time_column(times, name):
                 f"time column {name!r} has a value that is not a date or number "
                 f"at row {row}: fix or remove that row"
             )
+    elif times.isna().any():
+        row = int(np.flatnonzero(times.isna())[0])
+        raise ValueError(
+            f"time column {name!r} has {int(times.isna().sum())} missing "
+            f"timestamps, the first at row {row}: fill or remove those rows"
+        )
     duplicated = times.duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
@@ -173,7 +203,8 @@ def _check_time_column(times, name):
             f"comes before row {row - 1} ({times.iloc[row - 1]}); sort the rows"
         )
     if len(steps) and not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-        row = int(np.flatnonzero(~np.isclose(steps, steps[0], rtol=1e-6))[0]) + 1
+        irregular = ~np.isclose(steps, steps[0], rtol=1e-6, atol=0)
+        row = int(np.flatnonzero(irregular)[0]) + 1
         raise ValueError(
             f"time column {name!r} is irregular: the step before row {row} "
             f"differs from the first step; resample to a regular grid and mark "
@@ -237,6 +268,8 @@ def load_series(source, column=None, time_column=None, missing="raise"):
             f"{missing_rows[:5].tolist()}...: pass missing='interpolate' to fill "
             "them linearly, or fill them yourself"
         )
+    if len(values) and len(missing_rows) == len(values):
+        raise ValueError(f"column {column!r} has no values: every row is missing")
     if len(missing_rows):
         values = values.interpolate(method="linear", limit_direction="both")
         print(f"interpolated {len(missing_rows)} missing values of {column!r}")
@@ -307,6 +340,14 @@ class StandardScaler:
     def fit(self, values):
         """Store the mean and standard deviation of `values`; return self."""
         values = np.asarray(values, dtype="float64")
+        if values.size == 0:
+            raise ValueError("cannot fit the scaler: the training values are empty")
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"cannot fit the scaler: {int((~np.isfinite(values)).sum())} "
+                "training values are NaN or infinite; load the series with "
+                "load_series, which rejects or fills them"
+            )
         std = float(values.std())
         if not std > 0:
             raise ValueError(
@@ -319,7 +360,7 @@ class StandardScaler:
         return self
 
     def _check_fitted(self):
-        if self.mean is None:
+        if self.mean is None or self.std is None:
             raise RuntimeError("the scaler is not fitted: call fit(train) first")
 
     def transform(self, values):
@@ -477,15 +518,17 @@ class Generator(nn.Module):
 
 def _check_batch(discriminator, context, continuation):
     expected = (discriminator.context_length, discriminator.horizon)
-    if context.ndim != 2 or continuation.ndim != 2:
+    if (context.ndim, continuation.ndim) != (2, 2) \
+            or (context.shape[1], continuation.shape[1]) != expected:
         raise ValueError(
-            f"expected 2-D (batch, time) tensors, got context "
-            f"{tuple(context.shape)} and continuation {tuple(continuation.shape)}"
+            f"expected context (batch, {expected[0]}) and continuation "
+            f"(batch, {expected[1]}), one feature per time step; got "
+            f"{tuple(context.shape)} and {tuple(continuation.shape)}"
         )
-    if (context.shape[1], continuation.shape[1]) != expected:
+    if context.shape[0] != continuation.shape[0]:
         raise ValueError(
-            f"expected context length {expected[0]} and continuation length "
-            f"{expected[1]}, got {context.shape[1]} and {continuation.shape[1]}"
+            f"context and continuation batch sizes differ: {context.shape[0]} "
+            f"and {continuation.shape[0]}"
         )
 
 
@@ -501,7 +544,7 @@ def _gradient_norm(module):
     return torch.stack(norms).norm().item() if norms else 0.0
 
 
-def discriminator_step(discriminator, generator, optimizer, context, real_future):
+def discriminator_step(discriminator, generator, optimizer, context, real_batch):
     """Update the discriminator once: real batch, then a detached fake batch.
 
     Returns the loss, the mean outputs and the gradient norm.
@@ -509,7 +552,7 @@ def discriminator_step(discriminator, generator, optimizer, context, real_future
     optimizer.zero_grad()
 
     # Phase 1a: real windows should score 1.
-    real_logits = discriminator(context, real_future)
+    real_logits = discriminator(context, real_batch)
     real_loss = bce_with_logits(real_logits, torch.ones_like(real_logits))
     real_loss.backward()
 
@@ -577,6 +620,11 @@ def generator_step(discriminator, generator, optimizer, context, real_batch,
 class TrainingWarning(UserWarning):
     """A symptom of a GAN that is not learning, raised by `train_gan`."""
 
+
+HISTORY_COLUMNS = [
+    "epoch", "step", "loss_d", "grad_norm_d", "d_real", "d_fake_before",
+    "loss_g", "d_fake_after", "grad_norm_g", "sample_spread",
+]
 
 LOG_FORMAT = (
     "epoch {epoch:3d} step {step:6d} | loss_d {loss_d:.4f} loss_g {loss_g:.4f} | "
@@ -687,7 +735,7 @@ def train_gan(generator, discriminator, contexts, futures, epochs=15, batch_size
                     "the learning rate or check the inputs for NaN",
                     TrainingWarning, stacklevel=2,
                 )
-                return pd.DataFrame(history)
+                return pd.DataFrame(history, columns=HISTORY_COLUMNS)
             if step % log_every:
                 continue
             record["sample_spread"] = sample_spread(generator, monitor_context)
@@ -697,7 +745,12 @@ def train_gan(generator, discriminator, contexts, futures, epochs=15, batch_size
             for message in _check_symptoms(history, raised, patience):
                 warnings.warn(message, TrainingWarning, stacklevel=2)
     bar.close()
-    return pd.DataFrame(history)
+    if not history:
+        warnings.warn(
+            f"no log record: {step} steps ran but log_every={log_every}; lower "
+            "log_every to record the training", TrainingWarning, stacklevel=2,
+        )
+    return pd.DataFrame(history, columns=HISTORY_COLUMNS)
 
 
 # ---------------------------------------------------------------------------
@@ -710,8 +763,10 @@ def sample_forecasts(generator, contexts, num_samples=200, seed=0, chunk_size=10
     """Draw `num_samples` continuations per context: (windows, samples, horizon).
 
     A dedicated random generator on the contexts' device, seeded with `seed`,
-    makes the samples reproducible without touching the global seed.
+    makes the samples reproducible without touching the global seed. The
+    samples depend on `chunk_size` too, because the noise is drawn per chunk.
     """
+    _check_length("num_samples", num_samples)
     rng = torch.Generator(device=contexts.device).manual_seed(seed)
     samples = []
     for chunk in contexts.split(chunk_size):
@@ -727,6 +782,8 @@ def roll_out(generator, context, steps, num_samples=100, seed=0):
     Each of the `num_samples` paths keeps its own history, so the paths fan
     out as errors accumulate. Returns a tensor of shape (num_samples, steps).
     """
+    _check_length("steps", steps)
+    _check_length("num_samples", num_samples)
     rng = torch.Generator(device=context.device).manual_seed(seed)
     paths = context.reshape(1, -1).repeat(num_samples, 1)
     while paths.shape[1] - generator.context_length < steps:
@@ -752,14 +809,25 @@ def rmse(forecast, truth):
     return float(np.sqrt(np.mean((np.asarray(forecast) - np.asarray(truth)) ** 2)))
 
 
+def _check_sample_shapes(samples, truth):
+    samples, truth = np.asarray(samples), np.asarray(truth)
+    if samples.ndim < 2 or truth.shape != samples.shape[:1] + samples.shape[2:]:
+        raise ValueError(
+            f"samples of shape {samples.shape} need truth of shape "
+            f"{samples.shape[:1] + samples.shape[2:]} (samples on axis 1), got "
+            f"{truth.shape}"
+        )
+    return samples, truth
+
+
 def crps_from_samples(samples, truth):
     """Return the mean CRPS of sample forecasts, samples on axis 1.
 
     Uses CRPS = E|X - y| - E|X - X'| / 2 over the empirical distribution of the
     samples; for a single sample it equals the absolute error.
     """
-    samples = np.asarray(samples, dtype="float64")
-    truth = np.asarray(truth, dtype="float64")
+    samples, truth = _check_sample_shapes(samples, truth)
+    samples, truth = samples.astype("float64"), truth.astype("float64")
     num_samples = samples.shape[1]
     error = np.abs(samples - truth[:, None]).mean(axis=1)
     # Sum over pairs of |x_i - x_j| from the sorted samples, in O(m log m).
@@ -774,6 +842,8 @@ def crps_from_samples(samples, truth):
 
 def crps_gaussian(mean, std, truth):
     """Return the mean closed-form CRPS of Normal(mean, std) forecasts."""
+    if np.any(np.asarray(std) <= 0):
+        raise ValueError(f"std must be positive, got {std}")
     z = (np.asarray(truth) - mean) / std
     pdf = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
     cdf = 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
@@ -782,6 +852,9 @@ def crps_gaussian(mean, std, truth):
 
 def interval_coverage(samples, truth, level):
     """Return the share of truths inside the central `level` sample interval."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    samples, truth = _check_sample_shapes(samples, truth)
     lower, upper = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=1)
     truth = np.asarray(truth)
     return float(np.mean((truth >= lower) & (truth <= upper)))
@@ -789,6 +862,7 @@ def interval_coverage(samples, truth, level):
 
 def pit_values(samples, truth):
     """Return the probability integral transform: the share of samples below y."""
+    samples, truth = _check_sample_shapes(samples, truth)
     return (np.asarray(samples) < np.asarray(truth)[:, None]).mean(axis=1).ravel()
 
 
@@ -840,13 +914,26 @@ def save_generator(generator, path, extra=None):
     `<name>.previous<suffix>`.
     """
     path = Path(path)
-    config = {"generator": generator.config(), **(extra or {})}
+    if path.suffix == ".json":
+        raise ValueError(
+            f"checkpoint path {path} ends in .json, the name of its configuration "
+            "file: use a .pt path"
+        )
+    extra = extra or {}
+    if "generator" in extra:
+        raise ValueError(
+            "extra must not contain the key 'generator': it holds the "
+            "generator's configuration"
+        )
+    # Serialised before anything is written, so an extra that is not
+    # JSON-ready leaves no checkpoint without its configuration.
+    config_text = json.dumps({"generator": generator.config(), **extra}, indent=2)
     # Tensors move to the CPU first, so a checkpoint written on a GPU loads
     # on a machine without one.
     state = {name: tensor.cpu() for name, tensor in generator.state_dict().items()}
     save_file_keeping_previous(lambda target: torch.save(state, target), path)
     save_file_keeping_previous(
-        lambda target: target.write_text(json.dumps(config, indent=2) + "\n"),
+        lambda target: target.write_text(config_text + "\n"),
         path.with_suffix(".json"),
     )
     return path
@@ -875,12 +962,19 @@ def load_generator(path, device=None):
         generator = Generator(**arguments)
     except TypeError as error:
         raise ValueError(f"invalid generator configuration in {config_path}: {error}")
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        # Checked here, because torch.load would raise it as a corrupt file.
+        raise RuntimeError(
+            f"device {str(device)!r} was requested but CUDA is not available on "
+            "this machine: pass device='cpu'"
+        )
     try:
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises several types for a bad file
         raise ValueError(
-            f"{path} is not a PyTorch checkpoint ({type(error).__name__}); "
-            "save one with save_generator"
+            f"{path} is not a checkpoint written by save_generator: "
+            f"torch.load(weights_only=True) failed with {type(error).__name__}"
         ) from error
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict; save it with save_generator")
@@ -900,4 +994,4 @@ def load_generator(path, device=None):
                 f"configuration {arguments} needs {tuple(tensor.shape)}"
             )
     generator.load_state_dict(state)
-    return generator.to(device or "cpu"), config
+    return generator.to(device), config

@@ -33,10 +33,12 @@ def execute_notebook(path):
         coalesce_streams=True,
     )
     start = time.perf_counter()
-    client.execute()
-    elapsed = time.perf_counter() - start
-    nbformat.write(notebook, path)
-    return elapsed
+    try:
+        client.execute()
+    finally:
+        # Written on failure too, so the failing cell's error is visible.
+        nbformat.write(notebook, path)
+    return time.perf_counter() - start
 
 
 def main(prefixes):
