@@ -7,7 +7,7 @@ loop in 04, sampling and metrics in 05 and 07, the diagnostics in 08.
 Simplifications, on purpose: one univariate series at a time, windows cut with
 stride 1, a single LSTM layer in the generator, and a plain MLP discriminator.
 Importing this module has no side effects: nothing is seeded, no device is
-chosen and no plot style is set until a notebook asks for it.
+chosen and no plot style is set until a notebook calls a function.
 """
 
 import json
@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent
 
 # Environment variable that redirects every file the notebooks write (data,
-# checkpoints, figures) to another folder; the tests set it so that running
-# them leaves the repository unchanged.
+# checkpoints, figures) to another folder. The tests set it, so running them
+# leaves the repository unchanged.
 OUTPUT_DIR_VARIABLE = "GAN_TUTORIAL_OUTPUT_DIR"
 
 
@@ -93,7 +94,7 @@ def save_file_keeping_previous(write, path):
 
     A notebook re-run must not replace a committed data file or checkpoint
     silently, so an existing file whose bytes differ from the new one is
-    renamed to `<name>.previous<suffix>` and a message says so.
+    renamed to `<name>.previous<suffix>` and a message is printed.
     """
     path = Path(path)
     if not path.exists():
@@ -586,7 +587,7 @@ def generator_step(discriminator, generator, optimizer, context, real_batch,
                    crps_weight=1.0, loss="non_saturating"):
     """Update the generator once, with the discriminator as its loss.
 
-    The non-saturating loss asks D to call a fresh fake batch real,
+    The non-saturating loss rewards D calling a fresh fake batch real,
     -log D(G(z)). The saturating minimax form, log(1 - D(G(z))), gives
     almost no gradient while D rejects the fakes. With `crps_weight` > 0, a
     second sample per window adds a CRPS term that rewards the right spread.
@@ -655,10 +656,15 @@ def _check_symptoms(history, raised, patience):
             "check the discriminator's output layer (no ReLU or sigmoid before "
             "BCEWithLogitsLoss)"
         )
-    if "wins" not in raised and all(r["d_fake_before"] < 0.05 for r in recent):
+    # A dead discriminator also scores fakes near 0, but it scores real windows
+    # near 0 too; winning means telling the two apart.
+    if "wins" not in raised and all(
+        r["d_fake_before"] < 0.05 and r["d_real"] > 0.5 for r in recent
+    ):
         raised.add("wins")
         messages.append(
-            f"the discriminator wins outright: mean D(fake) has stayed below 0.05 "
+            f"the discriminator wins outright: mean D(fake) has stayed below 0.05, "
+            f"with D(real) above 0.5, "
             f"for {patience} log records and the generator's gradients vanish; "
             "lower the discriminator's learning rate or use the non-saturating "
             "generator loss"
@@ -673,7 +679,7 @@ def _check_symptoms(history, raised, patience):
     return messages
 
 
-def train_gan(generator, discriminator, contexts, futures, epochs=15, batch_size=128,
+def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size=128,
               learning_rate=1e-3, crps_weight=1.0, loss="non_saturating",
               log_every=100, print_every=None, monitor_context=None, patience=5,
               progress=True):
@@ -682,12 +688,10 @@ def train_gan(generator, discriminator, contexts, futures, epochs=15, batch_size
     `contexts` and `futures` are tensors on the training device. Every
     `log_every` steps the loop records both losses, the mean discriminator
     outputs, the gradient norm of each network and the sample spread for
-    `monitor_context`; it prints a line every `print_every` steps. It warns
+    `monitor_context`. It prints a line every `print_every` steps. It warns
     once per symptom (see `TrainingWarning`) and stops at a NaN or infinite
     loss. Returns a DataFrame with one row per record.
     """
-    from tqdm.auto import tqdm
-
     if len(contexts) != len(futures):
         raise ValueError(
             f"contexts and futures differ in length: {len(contexts)} and "
@@ -751,6 +755,30 @@ def train_gan(generator, discriminator, contexts, futures, epochs=15, batch_size
             "log_every to record the training", TrainingWarning, stacklevel=2,
         )
     return pd.DataFrame(history, columns=HISTORY_COLUMNS)
+
+
+def train_mse(generator, contexts, futures, epochs=15, batch_size=128,
+              learning_rate=1e-3):
+    """Train a generator as a plain point forecaster: MSE loss, zero noise.
+
+    This is the network most users would build instead of a GAN; the
+    evaluation notebook compares the two. Returns the loss of each epoch.
+    """
+    optimizer = torch.optim.Adam(generator.parameters(), learning_rate, foreach=True)
+    num_batches = len(contexts) // batch_size
+    epoch_losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(contexts), device=contexts.device)
+        total = 0.0
+        for batch in order[: num_batches * batch_size].split(batch_size):
+            noise = torch.zeros(len(batch), generator.noise_size, device=contexts.device)
+            loss = nn.functional.mse_loss(generator(contexts[batch], noise), futures[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        epoch_losses.append(total / num_batches)
+    return epoch_losses
 
 
 # ---------------------------------------------------------------------------
@@ -866,6 +894,25 @@ def pit_values(samples, truth):
     return (np.asarray(samples) < np.asarray(truth)[:, None]).mean(axis=1).ravel()
 
 
+def score_forecast(samples, truth):
+    """Return MAE, RMSE, CRPS and 50%/90% coverage of sample forecasts.
+
+    The point forecast is the samples' median. With one sample per window the
+    forecast is a point forecast: its CRPS equals its MAE and it has no
+    interval, so the coverages are NaN.
+    """
+    samples, truth = _check_sample_shapes(samples, truth)
+    point = np.median(samples, axis=1)
+    has_interval = samples.shape[1] > 1
+    return {
+        "mae": mae(point, truth),
+        "rmse": rmse(point, truth),
+        "crps": crps_from_samples(samples, truth),
+        "coverage_50": interval_coverage(samples, truth, 0.5) if has_interval else np.nan,
+        "coverage_90": interval_coverage(samples, truth, 0.9) if has_interval else np.nan,
+    }
+
+
 # ---------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------
@@ -909,7 +956,7 @@ def plot_history(history):
 def save_generator(generator, path, extra=None):
     """Save weights to `path` (.pt) and configuration to the .json beside it.
 
-    `extra` holds JSON-ready facts the checkpoint needs to be used, such as
+    `extra` contains JSON-ready facts the checkpoint needs to be used, such as
     the scaler's parameters. An existing file that differs is kept as
     `<name>.previous<suffix>`.
     """
@@ -922,7 +969,7 @@ def save_generator(generator, path, extra=None):
     extra = extra or {}
     if "generator" in extra:
         raise ValueError(
-            "extra must not contain the key 'generator': it holds the "
+            "extra must not contain the key 'generator': it contains the "
             "generator's configuration"
         )
     # Serialised before anything is written, so an extra that is not
