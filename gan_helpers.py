@@ -406,6 +406,18 @@ def make_windows(values, context_length, horizon, device=None):
     return windows[:, :context_length], windows[:, context_length:]
 
 
+def anchor_windows(contexts, futures):
+    """Subtract each window's last context value from its context and future.
+
+    For a trending series: the networks then see changes relative to "now",
+    which stay in the training range however far the level moves. Returns the
+    shifted contexts and futures and the anchors, of shape (windows, 1), to
+    add back to forecasts.
+    """
+    anchors = contexts[:, -1:].clone()
+    return contexts - anchors, futures - anchors, anchors
+
+
 # ---------------------------------------------------------------------------
 # The two networks
 # ---------------------------------------------------------------------------

@@ -466,3 +466,14 @@ def test_windows_two_dimensional_values():
 def test_windows_too_few_values():
     with pytest.raises(ValueError, match="6 values are too few.*= 7"):
         gh.make_windows(np.arange(6.0), 4, 3)
+
+
+def test_anchor_windows_shift_by_last_context_value():
+    contexts, futures = gh.make_windows(np.arange(20.0) + 300, 5, 3)
+    shifted_contexts, shifted_futures, anchors = gh.anchor_windows(contexts, futures)
+    assert anchors.shape == (len(contexts), 1)
+    assert torch.equal(anchors[:, 0], contexts[:, -1])
+    assert torch.all(shifted_contexts[:, -1] == 0)
+    assert torch.equal(shifted_futures + anchors, futures)
+    # The shift is the same for every window of a linear trend.
+    assert torch.equal(shifted_futures, shifted_futures[:1].expand_as(shifted_futures))
