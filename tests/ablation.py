@@ -1,6 +1,6 @@
 """Ablation of the toy GAN's design: what fixes its under-dispersed samples.
 
-Run by hand from the repository root (about 3 minutes on a 2-core CPU):
+Run by hand from the repository root (about 2 minutes on a 2-core CPU):
 
     python tests/ablation.py
 
