@@ -20,10 +20,9 @@ from nbclient import NotebookClient
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 
 
-def execute_notebook(path):
-    """Execute one notebook in place; return its wall time in seconds."""
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
+def make_client(notebook):
+    """Return an nbclient client that runs `notebook` as the series expects."""
+    return NotebookClient(
         notebook,
         kernel_name="python3",
         timeout=600,
@@ -32,6 +31,12 @@ def execute_notebook(path):
         store_widget_state=False,
         coalesce_streams=True,
     )
+
+
+def execute_notebook(path):
+    """Execute one notebook in place; return its wall time in seconds."""
+    notebook = nbformat.read(path, as_version=4)
+    client = make_client(notebook)
     start = time.perf_counter()
     try:
         client.execute()

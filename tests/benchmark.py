@@ -695,20 +695,14 @@ def measure_time_to_target(data, device, arguments):
 def execute_notebook_in_memory(path):
     """Execute one notebook without writing it; return seconds and any error."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    if str(NOTEBOOK_DIR) not in sys.path:
+        sys.path.insert(0, str(NOTEBOOK_DIR))
+    from run_all import make_client  # the runner's settings, without the write
+
     notebook = nbformat.read(path, as_version=4)
-    # The settings of notebooks/run_all.py, which executes in place.
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=600,
-        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
-        record_timing=False,
-        store_widget_state=False,
-        coalesce_streams=True,
-    )
+    client = make_client(notebook)
     start = time.perf_counter()
     error = None
     try:

@@ -15,15 +15,6 @@ needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(),
                                    reason="checks the error on a machine without CUDA")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The networks here are tiny, so one thread is fastest on a busy CPU.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_generator(seed=0, **overrides):
     torch.manual_seed(seed)
     arguments = {"context_length": 6, "horizon": 3, "noise_size": 4,

@@ -3,7 +3,6 @@
 import warnings
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -13,16 +12,6 @@ CONTEXT_LENGTH = 6
 HORIZON = 3
 NOISE_SIZE = 4
 BATCH_SIZE = 32
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The networks here are tiny, so one thread is enough; the caller's
-    # thread count is restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class ReluOutputDiscriminator(gh.Discriminator):

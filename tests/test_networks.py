@@ -14,16 +14,6 @@ NOISE_SIZE = 4
 BATCH_SIZE = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The networks here are tiny: on a busy two-core CPU, two threads made the
-    # training tests about 70 times slower than one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_networks(seed=0):
     torch.manual_seed(seed)
     generator = gh.Generator(CONTEXT_LENGTH, HORIZON, noise_size=NOISE_SIZE,
