@@ -17,6 +17,10 @@ def pytest_configure(config):
     # The notebook kernels inherit this variable, so every file they write
     # (data, checkpoint, figures) goes to a temporary folder and the tests
     # leave the repository unchanged.
+    # The stored outputs were made on the CPU, so the notebook kernels, which
+    # inherit this variable, run there too unless it names another device.
+    if not os.environ.get(gan_helpers.DEVICE_VARIABLE):
+        os.environ[gan_helpers.DEVICE_VARIABLE] = "cpu"
     if gan_helpers.OUTPUT_DIR_VARIABLE not in os.environ:
         output_dir = tempfile.mkdtemp(prefix="gan-tutorial-test-outputs-")
         os.environ[gan_helpers.OUTPUT_DIR_VARIABLE] = output_dir

@@ -31,6 +31,10 @@ REPO_ROOT = Path(__file__).resolve().parent
 # leaves the repository unchanged.
 OUTPUT_DIR_VARIABLE = "GAN_TUTORIAL_OUTPUT_DIR"
 
+# Environment variable that sets the device of choose_device() when it is
+# called without an argument: "cpu", "cuda" or "cuda:N".
+DEVICE_VARIABLE = "GAN_TUTORIAL_DEVICE"
+
 
 # ---------------------------------------------------------------------------
 # Device, seeding, files
@@ -42,8 +46,8 @@ def choose_device(requested=None):
     source = "requested"
     if requested is None:
         # An empty variable counts as unset, as in most shell conventions.
-        requested = os.environ.get("GAN_TUTORIAL_DEVICE") or None
-        source = "set in GAN_TUTORIAL_DEVICE"
+        requested = os.environ.get(DEVICE_VARIABLE) or None
+        source = f"set in {DEVICE_VARIABLE}"
     if requested is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:

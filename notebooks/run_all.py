@@ -21,7 +21,11 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent
 
 
 def make_client(notebook):
-    """Return an nbclient client that runs `notebook` as the series expects."""
+    """Return a client that executes `notebook` in a fresh python3 kernel.
+
+    The kernel starts in notebooks/, and the stored outputs get no per-cell
+    timing or widget state.
+    """
     return NotebookClient(
         notebook,
         kernel_name="python3",
