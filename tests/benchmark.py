@@ -265,7 +265,7 @@ def bare_epoch(networks, optimizers, contexts, futures, num_batches,
     d_parameters = list(discriminator.parameters())
     g_parameters = list(generator.parameters())
     bce = nn.functional.binary_cross_entropy_with_logits
-    crps_weight = 1.0  # the default of gh.generator_step
+    crps_weight = 10.0  # the default of gh.generator_step
     device = contexts.device
     for batch in shuffled_batches(len(contexts), num_batches, BATCH_SIZE, device):
         context, real_batch = contexts[batch], futures[batch]
@@ -420,7 +420,8 @@ def measure_step(data, device, arguments):
         "helpers return, read with .item(). The first three loops run "
         f"{epoch_batches} steps each per run, in {num_chunks} chunks of "
         f"{chunk_batches} steps taken in turn, after {warm_up_batches} warm-up "
-        "steps each. gh.train_gan adds a NaN check per step and a log record "
+        "steps each. gh.train_gan adds a NaN check and two learning-rate "
+        "scheduler steps per step, and a log record "
         "with the sample spread every 100 steps; it runs one epoch of "
         f"{epoch_batches} steps, compared with an epoch of the bare loop run "
         f"beside it. {runs_phrase(arguments.repeats)}.",

@@ -305,7 +305,8 @@ def test_forward_tensors_follow_input_device():
 # ---------------------------------------------------------------------------
 
 HISTORY_COLUMNS = {"epoch", "step", "loss_d", "loss_g", "d_real", "d_fake_before",
-                   "d_fake_after", "grad_norm_d", "grad_norm_g", "sample_spread"}
+                   "d_fake_after", "grad_norm_d", "grad_norm_g", "sample_spread",
+                   "learning_rate"}
 
 
 def make_windows(num_values=300 + CONTEXT_LENGTH + HORIZON - 1):
@@ -327,6 +328,31 @@ def test_train_gan_tiny_run(capsys):
     assert np.isfinite(history.drop(columns=["epoch", "step"]).to_numpy()).all()
     # print_every defaults to five log records.
     assert capsys.readouterr().out.count("epoch ") == 1
+
+
+@pytest.mark.parametrize("final_lr_scale", [0.05, 1.0])
+def test_train_gan_learning_rate_schedule(final_lr_scale):
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    history = gh.train_gan(generator, discriminator, contexts, futures, epochs=2,
+                           batch_size=30, learning_rate=1e-3,
+                           final_lr_scale=final_lr_scale, log_every=1,
+                           patience=1000, progress=False)
+    # 20 steps: the rate falls by (1 - final_lr_scale) / 20 per step and is
+    # recorded after each step's update.
+    steps = history["step"].to_numpy()
+    expected = 1e-3 * (1 - (1 - final_lr_scale) * steps / 20)
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-9)
+    assert history["learning_rate"].iloc[-1] == pytest.approx(1e-3 * final_lr_scale)
+
+
+@pytest.mark.parametrize("final_lr_scale", [0.0, -0.5, 1.5, float("nan")])
+def test_train_gan_invalid_final_lr_scale(final_lr_scale):
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(ValueError, match=r"invalid final_lr_scale=.*\(0, 1\]"):
+        gh.train_gan(generator, discriminator, contexts, futures,
+                     final_lr_scale=final_lr_scale, progress=False)
 
 
 def test_train_gan_nan_input_stops_with_warning():
