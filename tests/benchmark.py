@@ -667,8 +667,9 @@ def measure_time_to_target(data, device, arguments):
     num_windows = len(data.test_truth[::EVALUATION_STRIDE])
     text = "\n\n".join([
         f"gh.train_gan at the settings of notebook 04 (seed 0 through "
-        f"gh.seed_everything, batch {BATCH_SIZE}, learning rate {LEARNING_RATE}, "
-        "the default networks, monitor context the first validation window), "
+        f"gh.seed_everything, batch {BATCH_SIZE}, learning rate {LEARNING_RATE} "
+        "falling linearly to 5% over each run, CRPS weight 10, the default "
+        "networks, monitor context the first validation window), "
         "each epoch count from a cold start, because train_gan would reset "
         "the optimizers if it were called again. Evaluated on every "
         f"{EVALUATION_STRIDE}th test window ({num_windows} windows) with "
