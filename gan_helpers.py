@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent
 
@@ -58,6 +59,11 @@ def choose_device(requested=None):
                 f"invalid device {requested!r} ({source}): use 'cpu', 'cuda' "
                 "or 'cuda:N'"
             ) from error
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(
+                f"unsupported device {requested!r} ({source}): the tutorial runs "
+                "on 'cpu', 'cuda' or 'cuda:N'"
+            )
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
                 f"device {requested!r} was {source} but CUDA is not available "
@@ -134,6 +140,24 @@ def make_toy_series(num_points=20_000, step=0.1, noise_std=0.1, seed=0):
     return pd.DataFrame({"t": np.round(t, 6), "value": value})
 
 
+def _check_device(device):
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"invalid device {device!r}: use 'cpu', 'cuda', 'cuda:N' or "
+            "gh.choose_device()"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {str(device)!r} was requested but CUDA is not available on "
+            "this machine: pass device='cpu' or use gh.choose_device()"
+        )
+    return device
+
+
 def _read_table(source):
     if isinstance(source, pd.DataFrame):
         return source.copy()
@@ -149,6 +173,11 @@ def _read_table(source):
                 "pass one column, for example array[:, 0]"
             )
         return pd.DataFrame({"value": array})
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"expected a CSV path, a DataFrame, a Series or an array, got "
+            f"{type(source).__name__}: pass the series in one of those forms"
+        )
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(
@@ -208,14 +237,35 @@ def _check_time_column(times, name):
             f"comes before row {row - 1} ({times.iloc[row - 1]}); sort the rows"
         )
     if len(steps) and not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+        # Months, quarters, years and business days have steps of unequal
+        # length but are regular calendar grids, which pandas can name.
+        if _calendar_frequency(times) is not None:
+            return times
         irregular = ~np.isclose(steps, steps[0], rtol=1e-6, atol=0)
         row = int(np.flatnonzero(irregular)[0]) + 1
+        first_step = times.iloc[1] - times.iloc[0]
+        step = times.iloc[row] - times.iloc[row - 1]
         raise ValueError(
-            f"time column {name!r} is irregular: the step before row {row} "
-            f"differs from the first step; resample to a regular grid and mark "
-            "the new rows as missing"
+            f"time column {name!r} is irregular: the step before row {row} is "
+            f"{step}, but the first step is {first_step}; resample to a regular "
+            "grid and mark the new rows as missing, or leave out time_column "
+            "to skip this check"
         )
     return times
+
+
+def _calendar_frequency(times):
+    if not pd.api.types.is_datetime64_any_dtype(times) or len(times) < 3:
+        return None
+    with warnings.catch_warnings():
+        # pandas 3 warns that infer_freq will return an offset instead of a
+        # string; either is fine here, because only None matters.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return pd.infer_freq(pd.DatetimeIndex(times))
+        except (TypeError, ValueError):
+            return None
 
 
 def load_series(source, column=None, time_column=None, missing="raise"):
@@ -255,22 +305,27 @@ def load_series(source, column=None, time_column=None, missing="raise"):
     values = values.astype("float64")
     infinite = np.isinf(values.to_numpy())
     if infinite.any():
-        rows = np.flatnonzero(infinite)[:5].tolist()
+        rows = _first_rows(np.flatnonzero(infinite))
         raise ValueError(
             f"column {column!r} has {int(infinite.sum())} infinite values, at rows "
-            f"{rows}...: replace them with real values or leave them empty"
+            f"{rows}: replace them with real values or leave them empty"
         )
 
     if time_column is not None:
         values.index = pd.Index(_check_time_column(frame[time_column], time_column))
         values.index.name = time_column
+    elif isinstance(values.index, pd.DatetimeIndex):
+        # A DataFrame or Series indexed by time gets the same checks.
+        index_name = values.index.name or "index"
+        _check_time_column(values.index.to_series(index=range(len(values))),
+                           index_name)
     values.name = column
 
     missing_rows = np.flatnonzero(values.isna().to_numpy())
     if len(missing_rows) and missing == "raise":
         raise ValueError(
             f"column {column!r} has {len(missing_rows)} missing values, at rows "
-            f"{missing_rows[:5].tolist()}...: pass missing='interpolate' to fill "
+            f"{_first_rows(missing_rows)}: pass missing='interpolate' to fill "
             "them linearly, or fill them yourself"
         )
     if len(values) and len(missing_rows) == len(values):
@@ -286,6 +341,11 @@ def load_series(source, column=None, time_column=None, missing="raise"):
             "has nothing to learn from it"
         )
     return values
+
+
+def _first_rows(rows, count=5):
+    text = ", ".join(str(row) for row in rows[:count])
+    return f"[{text}, ...]" if len(rows) > count else f"[{text}]"
 
 
 def _check_length(name, value):
@@ -406,7 +466,7 @@ def make_windows(values, context_length, horizon, device=None):
             f"+ horizon = {window}; pass a longer split or shorter windows"
         )
     windows = np.lib.stride_tricks.sliding_window_view(values, window)
-    windows = torch.as_tensor(windows.copy(), device=device)
+    windows = torch.as_tensor(windows.copy(), device=_check_device(device))
     return windows[:, :context_length], windows[:, context_length:]
 
 
@@ -698,6 +758,26 @@ def _check_symptoms(history, raised, patience):
     return messages
 
 
+def _check_windows(generator, *tensors):
+    weight = next(generator.parameters())
+    for name, tensor in zip(["contexts", "futures"], tensors):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor, got {type(tensor).__name__}: cut "
+                "the windows with gh.make_windows"
+            )
+        if tensor.dtype != weight.dtype:
+            raise TypeError(
+                f"{name} are {tensor.dtype} but the generator's weights are "
+                f"{weight.dtype}: convert them with .to({weight.dtype})"
+            )
+        if tensor.device != weight.device:
+            raise ValueError(
+                f"{name} are on {tensor.device} but the generator is on "
+                f"{weight.device}: move both to one device with .to(device)"
+            )
+
+
 def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size=128,
               learning_rate=1e-3, final_lr_scale=0.05, crps_weight=10.0,
               loss="non_saturating", log_every=100, print_every=None,
@@ -713,6 +793,17 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
     `print_every` steps. It warns once per symptom (see `TrainingWarning`) and
     stops at a NaN or infinite loss. Returns a DataFrame with one row per record.
     """
+    for name, value in [("epochs", epochs), ("batch_size", batch_size),
+                        ("log_every", log_every), ("patience", patience)]:
+        _check_length(name, value)
+    if print_every is not None:
+        _check_length("print_every", print_every)
+    if isinstance(final_lr_scale, bool) or not isinstance(
+            final_lr_scale, (int, float, np.floating)):
+        raise TypeError(
+            f"final_lr_scale must be a number in (0, 1], got {final_lr_scale!r}"
+        )
+    _check_windows(generator, contexts, futures)
     if len(contexts) != len(futures):
         raise ValueError(
             f"contexts and futures differ in length: {len(contexts)} and "
@@ -749,7 +840,10 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
         for optimizer in (d_optimizer, g_optimizer)
     ]
     history, raised, step = [], set(), 0
-    bar = tqdm(total=epochs * num_batches, desc="training", disable=not progress)
+    # A text bar on stdout, because a notebook then stores its final state. A
+    # widget bar would be stored at 0%, without its state.
+    bar = tqdm(total=epochs * num_batches, desc="training", disable=not progress,
+               file=sys.stdout)
     for epoch in range(1, epochs + 1):
         # Shuffle on the training device; the last partial batch is dropped.
         order = torch.randperm(len(contexts), device=contexts.device)
@@ -783,7 +877,8 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
             record["learning_rate"] = schedulers[1].get_last_lr()[0]
             history.append(record)
             if step % print_every == 0:
-                print(LOG_FORMAT.format(**record))
+                # bar.write keeps the line from breaking into the bar.
+                bar.write(LOG_FORMAT.format(**record), file=sys.stdout)
             for message in _check_symptoms(history, raised, patience):
                 warnings.warn(message, TrainingWarning, stacklevel=2)
     bar.close()
@@ -833,6 +928,12 @@ def sample_forecasts(generator, contexts, num_samples=200, seed=0, chunk_size=10
     samples depend on `chunk_size` too, because the noise is drawn per chunk.
     """
     _check_length("num_samples", num_samples)
+    _check_length("chunk_size", chunk_size)
+    if not isinstance(contexts, torch.Tensor):
+        raise TypeError(
+            f"contexts must be a torch.Tensor, got {type(contexts).__name__}: cut "
+            "them with gh.make_windows or convert with torch.as_tensor"
+        )
     rng = torch.Generator(device=contexts.device).manual_seed(seed)
     samples = []
     for chunk in contexts.split(chunk_size):
@@ -1027,6 +1128,11 @@ def save_generator(generator, path, extra=None):
 def load_generator(path, device=None):
     """Load a generator saved by `save_generator`; return it and its config."""
     path = Path(path)
+    if path.suffix == ".json":
+        raise ValueError(
+            f"{path} is the configuration beside a checkpoint: pass the weights "
+            f"file, {path.with_suffix('.pt').name}"
+        )
     config_path = path.with_suffix(".json")
     for required in (path, config_path):
         if not required.is_file():
@@ -1047,13 +1153,9 @@ def load_generator(path, device=None):
         generator = Generator(**arguments)
     except TypeError as error:
         raise ValueError(f"invalid generator configuration in {config_path}: {error}")
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        # Checked here, because torch.load would raise it as a corrupt file.
-        raise RuntimeError(
-            f"device {str(device)!r} was requested but CUDA is not available on "
-            "this machine: pass device='cpu'"
-        )
+    # Checked here, because torch.load would raise a missing CUDA as a
+    # corrupt file.
+    device = _check_device(device or "cpu")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises several types for a bad file

@@ -324,3 +324,15 @@ def test_checkpoint_cuda_round_trip(tmp_path):
     assert {p.device.type for p in on_cuda.parameters()} == {"cuda"}
     assert_same_weights(generator, on_cpu)
     assert_same_weights(generator, on_cuda)
+
+
+def test_checkpoint_json_path_points_to_weights(tmp_path):
+    path = gh.save_generator(make_generator(), tmp_path / "generator.pt")
+    with pytest.raises(ValueError, match="pass the weights file, generator.pt"):
+        gh.load_generator(path.with_suffix(".json"))
+
+
+def test_checkpoint_invalid_device(tmp_path):
+    path = gh.save_generator(make_generator(), tmp_path / "generator.pt")
+    with pytest.raises(ValueError, match="invalid device 'gpu'"):
+        gh.load_generator(path, device="gpu")

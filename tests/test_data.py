@@ -210,6 +210,72 @@ def test_load_series_irregular_dates(tmp_path):
         gh.load_series(write_csv(tmp_path, text), time_column="date")
 
 
+def test_load_series_irregular_names_both_steps(tmp_path):
+    text = "date,value\n2000-01-01,1\n2000-01-08,2\n2000-01-22,3\n"
+    with pytest.raises(ValueError) as error:
+        gh.load_series(write_csv(tmp_path, text), time_column="date")
+    message = str(error.value)
+    assert "the step before row 2 is 14 days" in message
+    assert "the first step is 7 days" in message
+    assert "leave out time_column to skip this check" in message
+
+
+@pytest.mark.parametrize("dates", [
+    ["2000-01-01", "2000-02-01", "2000-03-01", "2000-04-01"],  # month starts
+    ["2000-01", "2000-02", "2000-03", "2000-04"],
+    ["2000-01-31", "2000-02-29", "2000-03-31", "2000-04-30"],  # month ends
+    ["2000-01-01", "2000-04-01", "2000-07-01", "2000-10-01"],  # quarters
+    ["2000-01-01", "2001-01-01", "2002-01-01", "2003-01-01"],  # leap year inside
+    ["2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09"],  # business days
+], ids=["month starts", "year-month", "month ends", "quarters", "years",
+        "business days"])
+def test_load_series_calendar_steps_accepted(tmp_path, dates):
+    text = "date,value\n" + "".join(f"{d},{i}\n" for i, d in enumerate(dates))
+    series = gh.load_series(write_csv(tmp_path, text), time_column="date")
+    assert list(series) == [0.0, 1.0, 2.0, 3.0]
+    assert list(series.index) == list(pd.to_datetime(dates))
+
+
+def test_load_series_datetime_index_checked():
+    index = pd.to_datetime(["2020-01-03", "2020-01-01", "2020-01-02", "2020-01-04"])
+    with pytest.raises(ValueError, match="time column 'index' is not sorted: row 1"):
+        gh.load_series(pd.Series([1.0, 2.0, 3.0, 4.0], index=index))
+
+
+def test_load_series_datetime_index_duplicated():
+    frame = pd.DataFrame({
+        "date": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-02"]),
+        "value": [1.0, 2.0, 3.0],
+    }).set_index("date")
+    with pytest.raises(ValueError, match="time column 'date' has 1 duplicated"):
+        gh.load_series(frame)
+
+
+def test_load_series_datetime_index_kept():
+    index = pd.date_range("2020-01-01", periods=4, freq="D", name="date")
+    series = gh.load_series(pd.Series([1.0, 3.0, 2.0, 4.0], index=index))
+    assert series.index.equals(index)
+
+
+@pytest.mark.parametrize("source", [None, 5, 2.5])
+def test_load_series_unsupported_source_type(source):
+    with pytest.raises(TypeError, match="expected a CSV path, a DataFrame, a Series"):
+        gh.load_series(source)
+
+
+def test_load_series_many_missing_rows_shortened():
+    values = [1.0] + [np.nan] * 7 + [2.0]
+    with pytest.raises(ValueError, match=r"7 missing values, at rows \[1, 2, 3, 4, 5, ...\]"):
+        gh.load_series(values)
+
+
+def test_load_series_few_missing_rows_listed_whole(tmp_path):
+    path = write_csv(tmp_path, "value\n1.0\n\n3.0\nNaN\n5.0\n")
+    with pytest.raises(ValueError) as error:
+        gh.load_series(path)
+    assert "at rows [1, 3]:" in str(error.value)
+
+
 def test_load_series_invalid_date(tmp_path):
     text = "date,value\n2000-01-01,1\nnot a date,2\n2000-01-15,3\n"
     with pytest.raises(ValueError, match="not a date or number at row 1"):

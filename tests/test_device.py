@@ -90,3 +90,22 @@ def test_choose_device_cuda_index_out_of_range():
     count = torch.cuda.device_count()
     with pytest.raises(RuntimeError, match=f"this machine has {count} CUDA devices"):
         gh.choose_device(f"cuda:{count}")
+
+
+@pytest.mark.parametrize("requested", ["mps", "meta"])
+def test_choose_device_unsupported_type(requested):
+    with pytest.raises(ValueError, match=f"unsupported device '{requested}' "
+                                         r"\(requested\): the tutorial runs on"):
+        gh.choose_device(requested)
+
+
+@needs_no_cuda
+def test_make_windows_cuda_without_cuda():
+    with pytest.raises(RuntimeError, match="'cuda' was requested but CUDA is not "
+                                           "available on this machine"):
+        gh.make_windows(list(range(10)), 3, 2, device="cuda")
+
+
+def test_make_windows_invalid_device():
+    with pytest.raises(ValueError, match="invalid device 'gpu': use 'cpu', 'cuda'"):
+        gh.make_windows(list(range(10)), 3, 2, device="gpu")

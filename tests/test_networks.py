@@ -355,6 +355,72 @@ def test_train_gan_invalid_final_lr_scale(final_lr_scale):
                      final_lr_scale=final_lr_scale, progress=False)
 
 
+@pytest.mark.parametrize("name, value, error", [
+    ("epochs", 0, ValueError), ("epochs", -1, ValueError), ("epochs", 1.5, TypeError),
+    ("batch_size", 0, ValueError), ("batch_size", -5, ValueError),
+    ("batch_size", 32.0, TypeError), ("log_every", 0, ValueError),
+    ("log_every", -1, ValueError), ("print_every", 0, ValueError),
+    ("patience", 0, ValueError),
+])
+def test_train_gan_invalid_counts(name, value, error):
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(error, match=f"{name} must be a positive integer, got {value}"):
+        gh.train_gan(generator, discriminator, contexts, futures, progress=False,
+                     **{name: value})
+
+
+@pytest.mark.parametrize("final_lr_scale", [None, "0.1", True])
+def test_train_gan_final_lr_scale_not_number(final_lr_scale):
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(TypeError, match="final_lr_scale must be a number in"):
+        gh.train_gan(generator, discriminator, contexts, futures,
+                     final_lr_scale=final_lr_scale, progress=False)
+
+
+def test_train_gan_numpy_windows_rejected():
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(TypeError, match="contexts must be a torch.Tensor, got ndarray"):
+        gh.train_gan(generator, discriminator, contexts.numpy(), futures,
+                     progress=False)
+
+
+def test_train_gan_float64_windows_rejected():
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(TypeError) as error:
+        gh.train_gan(generator, discriminator, contexts, futures.double(),
+                     progress=False)
+    message = str(error.value)
+    assert "futures are torch.float64" in message
+    assert "weights are torch.float32" in message
+    assert ".to(torch.float32)" in message
+
+
+def test_train_gan_windows_on_other_device():
+    generator, discriminator = make_networks()
+    contexts, futures = make_windows()
+    with pytest.raises(ValueError, match="contexts are on meta but the generator is on cpu"):
+        gh.train_gan(generator, discriminator, contexts.to("meta"), futures,
+                     progress=False)
+
+
+def test_sample_forecasts_numpy_contexts_rejected():
+    generator, _ = make_networks()
+    contexts, _ = make_windows()
+    with pytest.raises(TypeError, match="contexts must be a torch.Tensor, got ndarray"):
+        gh.sample_forecasts(generator, contexts.numpy(), num_samples=2)
+
+
+def test_sample_forecasts_zero_chunk_size():
+    generator, _ = make_networks()
+    contexts, _ = make_windows()
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        gh.sample_forecasts(generator, contexts, num_samples=2, chunk_size=0)
+
+
 def test_train_gan_nan_input_stops_with_warning():
     generator, discriminator = make_networks()
     contexts, futures = make_windows()
