@@ -192,6 +192,12 @@ def _read_table(source):
         raise ValueError(
             f"series file {path} is empty: it has no header and no rows"
         ) from error
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"series file {path} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}): save it as UTF-8, or read it with pandas.read_csv "
+            "and its encoding argument and pass the DataFrame"
+        ) from error
     if frame.empty:
         raise ValueError(f"series file {path} has a header but no rows")
     if frame.shape[1] == 1:
@@ -206,26 +212,35 @@ def _read_table(source):
     return frame
 
 
-def _check_time_column(times, name):
+def _check_time_column(times, name, is_index=False):
+    label = f"time index {name!r}" if is_index else f"time column {name!r}"
+    skip_hint = ("drop the index with reset_index(drop=True) to skip" if is_index
+                 else "leave out time_column to skip")
     if not pd.api.types.is_numeric_dtype(times):
-        times = pd.to_datetime(times, errors="coerce")
+        try:
+            times = pd.to_datetime(times, errors="coerce")
+        except ValueError as error:  # pandas raises it for mixed time zones
+            raise ValueError(
+                f"{label} could not be read as dates ({error}): "
+                "give every timestamp the same time zone, for example in UTC"
+            ) from error
         if times.isna().any():
             row = int(np.flatnonzero(times.isna())[0])
             raise ValueError(
-                f"time column {name!r} has a value that is not a date or number "
+                f"{label} has a value that is not a date or number "
                 f"at row {row}: fix or remove that row"
             )
     elif times.isna().any():
         row = int(np.flatnonzero(times.isna())[0])
         raise ValueError(
-            f"time column {name!r} has {int(times.isna().sum())} missing "
+            f"{label} has {int(times.isna().sum())} missing "
             f"timestamps, the first at row {row}: fill or remove those rows"
         )
     duplicated = times.duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
         raise ValueError(
-            f"time column {name!r} has {int(duplicated.sum())} duplicated "
+            f"{label} has {int(duplicated.sum())} duplicated "
             f"timestamps, the first at row {row} ({times.iloc[row]}): "
             "keep one row per timestamp"
         )
@@ -233,7 +248,7 @@ def _check_time_column(times, name):
     if (steps <= 0).any():
         row = int(np.flatnonzero(steps <= 0)[0]) + 1
         raise ValueError(
-            f"time column {name!r} is not sorted: row {row} ({times.iloc[row]}) "
+            f"{label} is not sorted: row {row} ({times.iloc[row]}) "
             f"comes before row {row - 1} ({times.iloc[row - 1]}); sort the rows"
         )
     if len(steps) and not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
@@ -246,10 +261,9 @@ def _check_time_column(times, name):
         first_step = times.iloc[1] - times.iloc[0]
         step = times.iloc[row] - times.iloc[row - 1]
         raise ValueError(
-            f"time column {name!r} is irregular: the step before row {row} is "
+            f"{label} is irregular: the step before row {row} is "
             f"{step}, but the first step is {first_step}; resample to a regular "
-            "grid and mark the new rows as missing, or leave out time_column "
-            "to skip this check"
+            f"grid and mark the new rows as missing, or {skip_hint} this check"
         )
     return times
 
@@ -318,7 +332,7 @@ def load_series(source, column=None, time_column=None, missing="raise"):
         # A DataFrame or Series indexed by time gets the same checks.
         index_name = values.index.name or "index"
         _check_time_column(values.index.to_series(index=range(len(values))),
-                           index_name)
+                           index_name, is_index=True)
     values.name = column
 
     missing_rows = np.flatnonzero(values.isna().to_numpy())
@@ -366,6 +380,9 @@ def split_by_time(series, validation_fraction=0.15, test_fraction=0.15,
     _check_length("horizon", horizon)
     for name, fraction in [("validation_fraction", validation_fraction),
                            ("test_fraction", test_fraction)]:
+        if isinstance(fraction, bool) or not isinstance(
+                fraction, (int, float, np.floating)):
+            raise TypeError(f"{name} must be a number between 0 and 1, got {fraction!r}")
         if not 0 < fraction < 1:
             raise ValueError(f"{name} must be between 0 and 1, got {fraction}")
     if validation_fraction + test_fraction >= 1:
@@ -373,6 +390,11 @@ def split_by_time(series, validation_fraction=0.15, test_fraction=0.15,
             f"validation_fraction + test_fraction = "
             f"{validation_fraction + test_fraction} leaves no training data; "
             "keep their sum below 1"
+        )
+    if isinstance(series, pd.DataFrame):
+        raise TypeError(
+            f"expected one series, got a DataFrame with columns "
+            f"{list(series.columns)}: load one column with gh.load_series"
         )
     series = series if isinstance(series, pd.Series) else pd.Series(series)
     num_values = len(series)

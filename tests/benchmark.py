@@ -841,7 +841,10 @@ def main(argv=None):
     try:
         device = gh.choose_device(arguments.device)
     except (RuntimeError, ValueError) as error:
-        raise SystemExit(f"invalid --device {arguments.device!r}: {error}")
+        raise SystemExit(
+            f"invalid --device {arguments.device!r}: {error}. For this script, "
+            "pass --device cpu instead"
+        )
     only = set(arguments.only or ["step", "first-attempt", "target", "notebooks"])
 
     sections = []

@@ -238,7 +238,7 @@ def test_load_series_calendar_steps_accepted(tmp_path, dates):
 
 def test_load_series_datetime_index_checked():
     index = pd.to_datetime(["2020-01-03", "2020-01-01", "2020-01-02", "2020-01-04"])
-    with pytest.raises(ValueError, match="time column 'index' is not sorted: row 1"):
+    with pytest.raises(ValueError, match="time index 'index' is not sorted: row 1"):
         gh.load_series(pd.Series([1.0, 2.0, 3.0, 4.0], index=index))
 
 
@@ -247,7 +247,7 @@ def test_load_series_datetime_index_duplicated():
         "date": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-02"]),
         "value": [1.0, 2.0, 3.0],
     }).set_index("date")
-    with pytest.raises(ValueError, match="time column 'date' has 1 duplicated"):
+    with pytest.raises(ValueError, match="time index 'date' has 1 duplicated"):
         gh.load_series(frame)
 
 
@@ -274,6 +274,20 @@ def test_load_series_few_missing_rows_listed_whole(tmp_path):
     with pytest.raises(ValueError) as error:
         gh.load_series(path)
     assert "at rows [1, 3]:" in str(error.value)
+
+
+def test_load_series_not_utf8(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("value\n1.5\n2.5\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 text .*save it as UTF-8"):
+        gh.load_series(path)
+
+
+def test_load_series_mixed_time_zones(tmp_path):
+    text = ("date,value\n2020-01-01T00:00+00:00,1\n2020-01-02T00:00+01:00,2\n"
+            "2020-01-03T00:00+00:00,3\n")
+    with pytest.raises(ValueError, match="could not be read as dates .*same time zone"):
+        gh.load_series(write_csv(tmp_path, text), time_column="date")
 
 
 def test_load_series_invalid_date(tmp_path):
@@ -334,6 +348,18 @@ def test_split_parts_contiguous():
 def test_split_accepts_array():
     train, validation, test = gh.split_by_time(np.arange(20.0))
     assert (len(train), len(validation), len(test)) == (14, 3, 3)
+
+
+def test_split_rejects_dataframe():
+    frame = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0)})
+    with pytest.raises(TypeError, match=r"got a DataFrame with columns \['a', 'b'\]"):
+        gh.split_by_time(frame)
+
+
+@pytest.mark.parametrize("fraction", ["0.1", None, True])
+def test_split_fraction_not_number(fraction):
+    with pytest.raises(TypeError, match="validation_fraction must be a number"):
+        gh.split_by_time(np.arange(100.0), validation_fraction=fraction)
 
 
 def test_split_too_short_says_needed_and_given():
