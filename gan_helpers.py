@@ -52,31 +52,38 @@ def choose_device(requested=None):
     if requested is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
-        try:
-            device = torch.device(requested)
-        except RuntimeError as error:
-            raise ValueError(
-                f"invalid device {requested!r} ({source}): use 'cpu', 'cuda' "
-                "or 'cuda:N'"
-            ) from error
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(
-                f"unsupported device {requested!r} ({source}): the tutorial runs "
-                "on 'cpu', 'cuda' or 'cuda:N'"
-            )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device {requested!r} was {source} but CUDA is not available "
-                "on this machine: pass device='cpu' or unset "
-                "GAN_TUTORIAL_DEVICE to fall back to the CPU"
-            )
-        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device {requested!r} was {source} but this machine has "
-                f"{torch.cuda.device_count()} CUDA devices: use 'cuda:0' up to "
-                f"'cuda:{torch.cuda.device_count() - 1}'"
-            )
+        device = _check_device(requested, source)
     print(f"device: {device}")
+    return device
+
+
+def _check_device(requested, source="requested"):
+    """Parse `requested` into a torch.device that this machine can use."""
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"invalid device {requested!r} ({source}): use 'cpu', 'cuda' "
+            "or 'cuda:N'"
+        ) from error
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"unsupported device {requested!r} ({source}): the tutorial runs "
+            "on 'cpu', 'cuda' or 'cuda:N'"
+        )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        fix = ("pass device='cpu'" if source == "requested"
+               else f"unset {DEVICE_VARIABLE} or set it to 'cpu'")
+        raise RuntimeError(
+            f"device {requested!r} was {source} but CUDA is not available "
+            f"on this machine: {fix}"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"device {requested!r} was {source} but this machine has "
+            f"{torch.cuda.device_count()} CUDA devices: use 'cuda:0' up to "
+            f"'cuda:{torch.cuda.device_count() - 1}'"
+        )
     return device
 
 
@@ -138,24 +145,6 @@ def make_toy_series(num_points=20_000, step=0.1, noise_std=0.1, seed=0):
     t = np.arange(num_points) * step
     value = np.sin(t) + rng.normal(0.0, noise_std, size=num_points)
     return pd.DataFrame({"t": np.round(t, 6), "value": value})
-
-
-def _check_device(device):
-    if device is None:
-        return None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"invalid device {device!r}: use 'cpu', 'cuda', 'cuda:N' or "
-            "gh.choose_device()"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {str(device)!r} was requested but CUDA is not available on "
-            "this machine: pass device='cpu' or use gh.choose_device()"
-        )
-    return device
 
 
 def _read_table(source):
@@ -272,8 +261,8 @@ def _calendar_frequency(times):
     if not pd.api.types.is_datetime64_any_dtype(times) or len(times) < 3:
         return None
     with warnings.catch_warnings():
-        # pandas 3 warns that infer_freq will return an offset instead of a
-        # string; either is fine here, because only None matters.
+        # pandas 3.1 warns that infer_freq will return an offset instead of a
+        # string. Either is fine here, because only None matters.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
@@ -488,7 +477,9 @@ def make_windows(values, context_length, horizon, device=None):
             f"+ horizon = {window}; pass a longer split or shorter windows"
         )
     windows = np.lib.stride_tricks.sliding_window_view(values, window)
-    windows = torch.as_tensor(windows.copy(), device=_check_device(device))
+    if device is not None:
+        device = _check_device(device)
+    windows = torch.as_tensor(windows.copy(), device=device)
     return windows[:, :context_length], windows[:, context_length:]
 
 
@@ -780,6 +771,18 @@ def _check_symptoms(history, raised, patience):
     return messages
 
 
+def make_lr_schedule(optimizer, final_lr_scale, num_steps):
+    """Return a schedule that lowers the learning rate linearly over `num_steps`.
+
+    After `num_steps` calls of its step() the rate is `final_lr_scale` times
+    the optimizer's starting rate, and it stays there.
+    """
+    return torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0, end_factor=final_lr_scale,
+        total_iters=num_steps,
+    )
+
+
 def _check_windows(generator, *tensors):
     weight = next(generator.parameters())
     for name, tensor in zip(["contexts", "futures"], tensors):
@@ -825,6 +828,11 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
         raise TypeError(
             f"final_lr_scale must be a number in (0, 1], got {final_lr_scale!r}"
         )
+    if not 0 < final_lr_scale <= 1:
+        raise ValueError(
+            f"invalid final_lr_scale={final_lr_scale!r}: use a value in (0, 1], "
+            "where 1 keeps the learning rate constant"
+        )
     _check_windows(generator, contexts, futures)
     if len(contexts) != len(futures):
         raise ValueError(
@@ -835,11 +843,6 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
         raise ValueError(
             f"only {len(contexts)} windows for batch_size={batch_size}; "
             "lower batch_size"
-        )
-    if not 0 < final_lr_scale <= 1:
-        raise ValueError(
-            f"invalid final_lr_scale={final_lr_scale!r}: use a value in (0, 1], "
-            "where 1 keeps the learning rate constant"
         )
     if monitor_context is None:
         monitor_context = contexts[0]
@@ -855,10 +858,7 @@ def train_gan(generator, discriminator, contexts, futures, epochs=20, batch_size
     # At a constant learning rate the two networks keep pushing each other
     # around. A falling rate lets the generator settle where the game balances.
     schedulers = [
-        torch.optim.lr_scheduler.LinearLR(
-            optimizer, start_factor=1.0, end_factor=final_lr_scale,
-            total_iters=epochs * num_batches,
-        )
+        make_lr_schedule(optimizer, final_lr_scale, epochs * num_batches)
         for optimizer in (d_optimizer, g_optimizer)
     ]
     history, raised, step = [], set(), 0

@@ -46,10 +46,7 @@ def train_crps_only(generator, contexts, futures, epochs, batch_size=128,
     """
     optimizer = torch.optim.Adam(generator.parameters(), 1e-3, betas=(0.5, 0.999))
     num_batches = len(contexts) // batch_size
-    scheduler = torch.optim.lr_scheduler.LinearLR(
-        optimizer, start_factor=1.0, end_factor=final_lr_scale,
-        total_iters=epochs * num_batches,
-    )
+    scheduler = gh.make_lr_schedule(optimizer, final_lr_scale, epochs * num_batches)
     for _ in range(epochs):
         order = torch.randperm(len(contexts))
         for batch in order[: num_batches * batch_size].split(batch_size):
